@@ -65,6 +65,9 @@ class Settings:
     refresh_jitter_seconds: float
     max_refresh_attempts: int
     status_token: str | None
+    demo: bool
+    worker_concurrency: int
+    worker_metrics_port: int
     log_json: bool
     log_level: str
 
@@ -314,6 +317,11 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
             env, "SIDTOKENS_MAX_REFRESH_ATTEMPTS", 8, int, minimum=1
         ),
         status_token=_text(env, "SIDTOKENS_STATUS_TOKEN"),
+        demo=_flag(env, "SIDTOKENS_DEMO", development),
+        worker_concurrency=_number(
+            env, "SIDTOKENS_WORKER_CONCURRENCY", 16, int, minimum=1
+        ),
+        worker_metrics_port=_number(env, "SIDTOKENS_WORKER_METRICS_PORT", 0, int),
         log_json=_flag(env, "SIDTOKENS_LOG_JSON", False),
         log_level=(_text(env, "SIDTOKENS_LOG_LEVEL", "INFO") or "INFO").upper(),
     )
