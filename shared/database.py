@@ -44,7 +44,7 @@ def sessions(database_url: str) -> sessionmaker[Session]:
 
 @contextlib.contextmanager
 def unreachable_as_storage_error(database_url: str) -> Iterator[None]:
-    """Translate a database that cannot be reached into a clear :class:`StorageError`."""
+    """Turn a database that cannot be reached into a clear :class:`StorageError`."""
     try:
         yield
     except OperationalError as exc:
@@ -82,7 +82,8 @@ def create_database_if_missing(database_url: str) -> bool:
                 connection.execute(sa.text(f"CREATE DATABASE {quoted}"))
             except ProgrammingError as exc:
                 raise StorageError(
-                    f"database {name!r} does not exist and this user may not create it; "
+                    f"database {name!r} does not exist and this user may not create "
+                    "it; "
                     "create it yourself or grant CREATEDB"
                 ) from exc
     finally:

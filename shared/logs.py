@@ -39,7 +39,7 @@ def redact(text: str) -> str:
 
 
 class RedactingFilter(logging.Filter):
-    """Rewrites each record's message through :func:`redact` before any handler sees it."""
+    """Passes each record's message through :func:`redact` before handlers see it."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()

@@ -27,7 +27,8 @@ TOKEN_REQUESTS = Counter(
     ["grant_type", "status"],
 )
 RATE_LIMITED = Counter(
-    "sidtokens_rate_limited_total", "429 answers (or 5xx with an exhausted limit) from SID."
+    "sidtokens_rate_limited_total",
+    "429 answers (or 5xx with an exhausted limit) from SID.",
 )
 CACHE_WRITES = Counter(
     "sidtokens_cache_writes_total",

@@ -122,7 +122,7 @@ class SidClient:
         return grant
 
     def refresh(self, refresh_token: str) -> TokenGrant:
-        """Trade a refresh token for a new access token (and maybe a rotated refresh token).
+        """Trade a refresh token for a new access token, maybe with a rotated one.
 
         A provider that does not rotate omits ``refresh_token``; the grant then
         carries the one we sent, which stays valid.
@@ -157,7 +157,8 @@ class SidClient:
             )
         except requests.Timeout as exc:
             raise ProviderUnavailable(
-                f"SID did not answer {url} within {self.settings.http_timeout_seconds:g}s"
+                f"SID did not answer {url} within "
+                f"{self.settings.http_timeout_seconds:g}s"
             ) from exc
         except requests.RequestException as exc:
             raise ProviderUnavailable(

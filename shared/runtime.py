@@ -1,4 +1,4 @@
-"""The handles a process builds once from its settings: database, cache, cipher, client."""
+"""What a process builds once from its settings: database, cache, cipher, client."""
 
 from __future__ import annotations
 

@@ -102,8 +102,8 @@ class Settings:
     def __repr__(self) -> str:
         hidden = {"client_secret", "secret_key", "encryption_keys", "status_token"}
         shown = ", ".join(
-            f"{field.name}={'<hidden>' if field.name in hidden else getattr(self, field.name)!r}"
-            for field in dataclasses.fields(self)
+            f"{name}={'<hidden>' if name in hidden else getattr(self, name)!r}"
+            for name in (field.name for field in dataclasses.fields(self))
         )
         return f"Settings({shown})"
 
@@ -174,7 +174,7 @@ def _origin(url: str | None) -> str | None:
 
 
 def _extra_params(env: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
-    """Parse ``SIDTOKENS_AUTHORIZE_EXTRA_PARAMS`` (``a=1&b=2``) for SID's authorize URL."""
+    """Parse ``SIDTOKENS_AUTHORIZE_EXTRA_PARAMS``, written as ``a=1&b=2``."""
     from urllib.parse import parse_qsl
 
     raw = _text(env, "SIDTOKENS_AUTHORIZE_EXTRA_PARAMS")
@@ -245,8 +245,9 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
     encryption_keys = _encryption_keys(env)
     if not encryption_keys and not development:
         raise ConfigurationError(
-            "SIDTOKENS_ENCRYPTION_KEYS is not set; set it to one or more comma-separated "
-            "Fernet keys (the first encrypts, all decrypt), generated with "
+            "SIDTOKENS_ENCRYPTION_KEYS is not set; set it to one or more "
+            "comma-separated Fernet keys (the first encrypts, all decrypt), "
+            "generated with "
             '`python -c "from cryptography.fernet import Fernet; '
             'print(Fernet.generate_key().decode())"`',
             variable="SIDTOKENS_ENCRYPTION_KEYS",
@@ -328,7 +329,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
 
 
 def _normalise_database_url(url: str) -> str:
-    """Accept ``postgres://`` and ``postgresql://`` URLs and use the psycopg 3 driver."""
+    """Accept ``postgres://`` and ``postgresql://`` URLs; use the psycopg 3 driver."""
     for prefix in ("postgres://", "postgresql://"):
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url.removeprefix(prefix)

@@ -57,7 +57,7 @@ def _decrypt(cipher: TokenCipher, stored: str | None) -> str | None:
 
 
 def refresh_ahead(lifetime: timedelta, settings: Settings) -> timedelta:
-    """How long before expiry a token is refreshed: the setting, at most half its life."""
+    """How long before expiry to refresh: the setting, at most half the lifetime."""
     return min(timedelta(seconds=settings.refresh_ahead_seconds), lifetime / 2)
 
 

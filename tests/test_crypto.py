@@ -23,7 +23,7 @@ def test_encrypted_tokens_read_back_and_hide_the_token() -> None:
 
 
 def test_a_rotated_key_still_reads_old_ciphertext_and_marks_it_stale() -> None:
-    """With a new key first, tokens written under the old one decrypt and need rewriting."""
+    """With a new key first, old ciphertext still decrypts and is marked stale."""
     stored_under_old = TokenCipher((OLD,)).encrypt("token")
     rotated = TokenCipher((NEW, OLD))
 
@@ -33,7 +33,7 @@ def test_a_rotated_key_still_reads_old_ciphertext_and_marks_it_stale() -> None:
 
 
 def test_plaintext_rows_from_before_adoption_are_read_as_they_are() -> None:
-    """A row an application wrote before using sid-tokens is plaintext and still works."""
+    """A plaintext row written before adopting sid-tokens is still read."""
     cipher = TokenCipher((NEW,))
 
     assert cipher.decrypt("legacy-plaintext-token") == "legacy-plaintext-token"
@@ -52,7 +52,7 @@ def test_without_keys_tokens_are_stored_as_they_are() -> None:
     "keys", [pytest.param((), id="no-keys"), pytest.param((NEW,), id="wrong-key")]
 )
 def test_ciphertext_without_its_key_names_the_setting(keys: tuple[str, ...]) -> None:
-    """Ciphertext that no configured key opens fails with the setting's name, not a crash."""
+    """Ciphertext no configured key opens fails naming the setting."""
     stored = TokenCipher((OLD,)).encrypt("token")
 
     with pytest.raises(ConfigurationError) as caught:

@@ -89,7 +89,7 @@ def test_a_bad_variable_is_named_with_what_to_set(
 
 
 def test_development_needs_no_secrets() -> None:
-    """Development runs with a fixed signing key, plaintext storage and the simulator's client."""
+    """Development runs with a fixed key, plaintext storage and a dev client."""
     loaded = settings.load({"SIDTOKENS_ENV": "development"})
 
     assert loaded.is_development

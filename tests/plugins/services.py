@@ -51,7 +51,8 @@ def database_url() -> Iterator[str]:
             connection.execute(sa.text("SELECT 1"))
     except sa.exc.OperationalError as exc:
         pytest.exit(
-            f"PostgreSQL at {_server_url().render_as_string()} is unreachable ({exc.orig}); "
+            f"PostgreSQL at {_server_url().render_as_string()} is unreachable "
+            f"({exc.orig}); "
             "start it or point DATABASE_URL at a server that accepts connections",
             returncode=3,
         )
