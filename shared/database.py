@@ -32,6 +32,8 @@ def engine_for(database_url: str) -> Engine:
     return sa.create_engine(
         database_url,
         pool_pre_ping=True,
+        # A failed statement's message would otherwise carry its parameters: tokens.
+        hide_parameters=True,
         pool_size=5,
         max_overflow=10,
         connect_args={"connect_timeout": 5},
