@@ -5,6 +5,7 @@
     SidTokensError
     ├── ConfigurationError          a setting is missing or malformed
     ├── StorageError                PostgreSQL or Redis did not answer
+    ├── RequestRejected             a browser request that belongs to no live flow
     └── ProviderError               SID's token endpoint did not give us tokens
         ├── GrantRefused            invalid_grant: the user must connect again
         ├── ClientMisconfigured     our client id, secret or grant type is wrong
@@ -36,6 +37,20 @@ class ConfigurationError(SidTokensError):
 
 class StorageError(SidTokensError):
     """PostgreSQL or Redis could not be reached or refused an operation."""
+
+
+class RequestRejected(SidTokensError):
+    """A browser request that belongs to no live flow; nothing was changed.
+
+    ``reason`` names what was wrong for logs and pages (``link_missing``,
+    ``link_invalid``, ``link_expired``, ``state_missing``, ``state_unknown``,
+    ``browser_mismatch``); ``status`` is the HTTP status the web tier answers with.
+    """
+
+    def __init__(self, message: str, *, reason: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.status = status
 
 
 class ProviderError(SidTokensError):
