@@ -32,7 +32,7 @@ class Client:
     redirect_uris: tuple[str, ...]
 
 
-@dataclasses.dataclass(eq=False)
+@dataclasses.dataclass(eq=False, slots=True)
 class Grant:
     """A SID user's consent for a client and audience; revoking it ends every family."""
 
@@ -50,7 +50,7 @@ class Grant:
         return self.revoked_at is not None
 
 
-@dataclasses.dataclass(eq=False)
+@dataclasses.dataclass(eq=False, slots=True)
 class Family:
     """All refresh tokens descending from the one a code exchange issued."""
 
@@ -73,7 +73,7 @@ class Family:
         return self.absolute_expires_at is not None and now >= self.absolute_expires_at
 
 
-@dataclasses.dataclass(eq=False)
+@dataclasses.dataclass(eq=False, slots=True)
 class RefreshToken:
     """One refresh token value and its place in the family chain."""
 
@@ -90,7 +90,7 @@ class RefreshToken:
         return self.idle_expires_at is not None and now >= self.idle_expires_at
 
 
-@dataclasses.dataclass(eq=False)
+@dataclasses.dataclass(eq=False, slots=True)
 class AccessToken:
     """An opaque access token; like Auth0's JWTs it lives until it expires."""
 
@@ -111,7 +111,7 @@ class AccessToken:
         return self.revoked_at is not None or self.grant.is_revoked or family_revoked
 
 
-@dataclasses.dataclass(eq=False)
+@dataclasses.dataclass(eq=False, slots=True)
 class AuthorizationCode:
     """A single-use code and everything the exchange must match."""
 

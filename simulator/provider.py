@@ -49,6 +49,7 @@ from simulator.stats import Stats
 Clock = Callable[[], float]
 
 CONSENT_TTL_SECONDS = 600
+DESCRIBED_TOKENS = 20
 # Bounds memory when a browser opens consent pages and never answers them.
 MAX_PENDING_CONSENTS = 10_000
 REFRESH_REFUSAL = "Unknown or invalid refresh token."
@@ -198,7 +199,7 @@ class Provider:
         """Forget every consent, code, grant and token."""
         self._consents: dict[str, ConsentRequest] = {}
         self._codes: dict[str, AuthorizationCode] = {}
-        self._grants: list[Grant] = []
+        self._grants: dict[str, list[Grant]] = {}
         self._refresh_tokens: dict[str, RefreshToken] = {}
         self._access_tokens: dict[str, AccessToken] = {}
         self._ids = iter(range(1, 2**62))
@@ -350,10 +351,10 @@ class Provider:
             code.access_token.revoked_at = now
 
     def _grant_for(self, code: AuthorizationCode, now: float) -> Grant:
-        for grant in self._grants:
+        grants = self._grants.setdefault(code.sid_user, [])
+        for grant in grants:
             if (
                 not grant.is_revoked
-                and grant.sid_user == code.sid_user
                 and grant.client_id == code.client_id
                 and grant.audience == code.audience
             ):
@@ -365,7 +366,7 @@ class Provider:
             audience=code.audience,
             created_at=now,
         )
-        self._grants.append(grant)
+        grants.append(grant)
         return grant
 
     # The refresh_token grant.
@@ -375,8 +376,9 @@ class Provider:
     ) -> dict[str, object]:
         """Exchange a refresh token under the rules in the module docstring."""
         now = self.clock()
-        self.stats.refresh_token_used(value)
         token = self._refresh_tokens.get(value)
+        # Counting under the stored string keeps one copy of each value in memory.
+        self.stats.refresh_token_used(value if token is None else token.value)
         if token is None or token.family.grant.client_id != client.client_id:
             raise self._refresh_refused()
         family = token.family
@@ -506,9 +508,8 @@ class Provider:
             self.stats.count("families_evicted")
 
     def _families_of(self, sid_user: str) -> Iterator[Family]:
-        for grant in self._grants:
-            if grant.sid_user == sid_user:
-                yield from grant.families
+        for grant in self._grants.get(sid_user, ()):
+            yield from grant.families
 
     def _issue_refresh_token(
         self, family: Family, parent: RefreshToken | None, now: float
@@ -612,7 +613,7 @@ class Provider:
         Returns how many grants were still live.
         """
         now = self.clock()
-        live = [g for g in self._grants if g.sid_user == sid_user and not g.is_revoked]
+        live = [g for g in self._grants.get(sid_user, ()) if not g.is_revoked]
         for grant in live:
             self._revoke_grant(grant, "user_revoked", now)
         self.stats.count("user_revocations")
@@ -621,7 +622,7 @@ class Provider:
     def describe_user(self, sid_user: str) -> dict[str, object]:
         """A SID user's grants, families and token states, with no token values."""
         now = self.clock()
-        grants = [g for g in self._grants if g.sid_user == sid_user]
+        grants = self._grants.get(sid_user, [])
         codes = [c for c in self._codes.values() if c.sid_user == sid_user]
         return {
             "sid_user": sid_user,
@@ -654,7 +655,7 @@ def _describe_grant(grant: Grant, now: float) -> dict[str, object]:
 
 
 def _describe_family(family: Family, now: float) -> dict[str, object]:
-    tokens = [_describe_token(token, now) for token in family.tokens]
+    states = [_token_state(token, now) for token in family.tokens]
     return {
         "id": family.id,
         "scopes": list(family.scopes),
@@ -664,22 +665,33 @@ def _describe_family(family: Family, now: float) -> dict[str, object]:
         "expired": family.is_expired(now),
         "revoked": family.is_revoked,
         "revoked_reason": family.revoked_reason or family.grant.revoked_reason,
-        "usable_tokens": sum(1 for token in tokens if token["state"] == "active"),
-        "tokens": tokens,
+        "usable_tokens": states.count(TokenState.ACTIVE.value),
+        "token_count": len(family.tokens),
+        # A long chain would make the view huge; the recent end is what tests read.
+        "tokens": [
+            _describe_token(token, state)
+            for token, state in zip(
+                family.tokens[-DESCRIBED_TOKENS:],
+                states[-DESCRIBED_TOKENS:],
+                strict=True,
+            )
+        ],
     }
 
 
-def _describe_token(token: RefreshToken, now: float) -> dict[str, object]:
-    """A token's state as a refresh would see it: ``expired`` and family revocation
-    are folded in, so a test can wait for ``state`` instead of sleeping."""
-    family = token.family
-    state = token.state.value
-    if family.is_revoked:
-        state = TokenState.REVOKED.value
-    elif token.state is TokenState.ACTIVE and (
-        family.is_expired(now) or token.is_idle_expired(now)
+def _token_state(token: RefreshToken, now: float) -> str:
+    """A token's state as a refresh would see it, family revocation and expiry
+    folded in, so a test can wait for ``state`` instead of sleeping."""
+    if token.family.is_revoked:
+        return TokenState.REVOKED.value
+    if token.state is TokenState.ACTIVE and (
+        token.family.is_expired(now) or token.is_idle_expired(now)
     ):
-        state = "expired"
+        return "expired"
+    return token.state.value
+
+
+def _describe_token(token: RefreshToken, state: str) -> dict[str, object]:
     return {
         "serial": token.serial,
         "state": state,
