@@ -1,0 +1,107 @@
+"""The Celery tasks and the worker's start and stop hooks.
+
+Task arguments are user ids and claim versions, never tokens: messages sit in the
+broker in the clear and Celery logs what it receives.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from celery import signals
+
+from shared import settings as settings_module
+from worker import claims
+from worker.celery_app import (
+    REFRESH_TASK,
+    REWARM_TASK,
+    SCAN_TASK,
+    app,
+)
+from worker.claims import Claim
+from worker.refresh import refresh_claimed, thread_runtime
+from worker.rewarm import rewarm_once
+from worker.scan import scan
+
+log = logging.getLogger("sidtokens.worker")
+
+#: Set when the worker begins a warm shutdown: batches stop starting new users.
+stopping = threading.Event()
+
+
+@app.task(name=SCAN_TASK)
+def scan_due() -> None:
+    """Claim due users and dispatch their refreshes."""
+    runtime = thread_runtime()
+    report = scan(runtime, dispatch=_dispatch, rewarm=_dispatch_rewarm)
+    if report.claimed:
+        log.debug(
+            "scan claimed %d users in %d batches; %d due left",
+            report.claimed,
+            report.batches,
+            report.due_left,
+        )
+
+
+def _dispatch(batch: Sequence[Claim], expires: timedelta) -> None:
+    pairs = [[claim.user_id, claim.version] for claim in batch]
+    refresh_batch.apply_async(args=(pairs,), expires=expires.total_seconds())
+
+
+def _dispatch_rewarm() -> None:
+    rewarm_cache.apply_async()
+
+
+@app.task(name=REFRESH_TASK)
+def refresh_batch(pairs: list[list[Any]]) -> None:
+    """Refresh a batch of claimed users, one after the other."""
+    runtime = thread_runtime()
+    rng = random.Random()
+    batch = [Claim(str(user_id), int(version)) for user_id, version in pairs]
+    for position, claim in enumerate(batch):
+        if stopping.is_set():
+            _hand_back(batch[position:])
+            return
+        try:
+            refresh_claimed(runtime, claim, rng=rng)
+        except Exception:
+            # One user's surprise must not strand the rest of the batch; its
+            # lease lapses and the next scan tries it again.
+            log.exception("refresh of user %s failed unexpectedly", claim.user_id)
+
+
+def _hand_back(batch: Sequence[Claim]) -> None:
+    """Release claims this worker will not start, so others take them at once."""
+    runtime = thread_runtime()
+    for claim in batch:
+        claims.put_back(runtime.sessions, claim, delay=timedelta(0))
+    log.info("shutting down: handed back %d claimed users", len(batch))
+
+
+@app.task(name=REWARM_TASK)
+def rewarm_cache() -> None:
+    """Publish still-valid tokens missing from Redis, once per period."""
+    settings = settings_module.get()
+    period = timedelta(seconds=settings.rewarm_interval_seconds * 0.8)
+    rewarm_once(thread_runtime(), period)
+
+
+@signals.worker_shutting_down.connect
+def _stop_starting_refreshes(**_: Any) -> None:
+    stopping.set()
+
+
+@signals.worker_ready.connect
+def _serve_metrics(**_: Any) -> None:
+    """Expose the Prometheus series when SIDTOKENS_WORKER_METRICS_PORT is set."""
+    port = settings_module.get().worker_metrics_port
+    if port > 0:
+        from prometheus_client import start_http_server
+
+        start_http_server(port)
+        log.info("serving metrics on port %d", port)
