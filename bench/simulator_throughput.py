@@ -157,9 +157,10 @@ def pkce_pair() -> tuple[str, str]:
     return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
-async def connect_user(session: aiohttp.ClientSession, url: str, user: str) -> str:
-    """Consent and exchange a code for ``user``; the first refresh token."""
-    verifier, challenge = pkce_pair()
+async def consent(
+    session: aiohttp.ClientSession, url: str, user: str, challenge: str
+) -> str:
+    """Open the consent page and approve as ``user``; the authorization code."""
     query = urlencode(
         {
             "response_type": "code",
@@ -178,10 +179,15 @@ async def connect_user(session: aiohttp.ClientSession, url: str, user: str) -> s
         f"{url}/api/oauth/authorize/decision", data=decision, allow_redirects=False
     ) as answer:
         location = answer.headers["Location"]
-    code = parse_qs(urlsplit(location).query)["code"][0]
+    return parse_qs(urlsplit(location).query)["code"][0]
+
+
+async def connect_user(session: aiohttp.ClientSession, url: str, user: str) -> str:
+    """Consent and exchange a code for ``user``; the first refresh token."""
+    verifier, challenge = pkce_pair()
     exchange = {
         "grant_type": "authorization_code",
-        "code": code,
+        "code": await consent(session, url, user, challenge),
         "redirect_uri": REDIRECT_URI,
         "code_verifier": verifier,
         "client_id": CLIENT_ID,

@@ -167,7 +167,9 @@ def credentials(request: web.Request, fields: dict[str, str]) -> ClientCredentia
 
 def bearer_token(request: web.Request) -> str | None:
     scheme, _, value = request.headers.get("Authorization", "").partition(" ")
-    return value.strip() or None if scheme.lower() == "bearer" else None
+    if scheme.lower() != "bearer":
+        return None
+    return value.strip() or None
 
 
 # Faults and the rate limit.
@@ -226,6 +228,13 @@ def _rate_limited(tenant: Tenant, allowance: Allowance) -> web.Response:
     return json_response(settings.rate_limit_status, RATE_LIMITED_BODY, headers)
 
 
+async def _delay(faults: FaultInjector, stats: Stats) -> None:
+    seconds = faults.delay()
+    if seconds > 0:
+        stats.outcome("faults_injected", "latency")
+        await asyncio.sleep(seconds)
+
+
 def guarded(endpoint: str, handler: Handler) -> Handler:
     """``handler`` behind the endpoint's latency, rate limit and faults."""
     limited = endpoint in RATE_LIMITED_ENDPOINTS
@@ -248,10 +257,3 @@ def guarded(endpoint: str, handler: Handler) -> Handler:
         return response
 
     return guarded_handler
-
-
-async def _delay(faults: FaultInjector, stats: Stats) -> None:
-    seconds = faults.delay()
-    if seconds > 0:
-        stats.outcome("faults_injected", "latency")
-        await asyncio.sleep(seconds)

@@ -274,6 +274,21 @@ def _is_healthy(url: str) -> bool:
     return requests.get(f"{url}/healthz", timeout=1).status_code == 200
 
 
+def _wait_until_healthy(simulator: Simulator) -> None:
+    """Wait for ``/healthz``; on failure stop the process and show its output."""
+    try:
+        wait_for(
+            lambda: simulator.child.is_running() and _is_healthy(simulator.url),
+            timeout=STARTUP_TIMEOUT,
+            message=f"the simulator on port {simulator.port}",
+        )
+    except AssertionError as error:
+        simulator.stop()
+        raise AssertionError(
+            f"{error}\n--- simulator output ---\n{simulator.output()}"
+        ) from None
+
+
 def launch(
     log_dir: Path,
     *,
@@ -285,42 +300,26 @@ def launch(
 ) -> Simulator:
     """Start a simulator process and wait until it answers ``/healthz``."""
     port = free_port()
-    credentials = {
+    client = {
         "SID_CLIENT_ID": client_id or DEVELOPMENT_CLIENT_ID,
         "SID_CLIENT_SECRET": client_secret or DEVELOPMENT_CLIENT_SECRET,
         "SID_REDIRECT_URI": redirect_uri or DEVELOPMENT_REDIRECT_URI,
     }
     flags = {"rate_limit": 0, **flags, "redirect_uri": list(extra_redirect_uris)}
+    command = [sys.executable, "-m", "simulator", "--port", str(port)]
     child = Child(
-        [
-            sys.executable,
-            "-m",
-            "simulator",
-            "--port",
-            str(port),
-            *_flag_arguments(flags),
-        ],
-        env=credentials,
+        [*command, *_flag_arguments(flags)],
+        env=client,
         log_path=log_dir / f"simulator-{port}.log",
     )
     simulator = Simulator(
         child,
         port=port,
-        client_id=credentials["SID_CLIENT_ID"],
-        client_secret=credentials["SID_CLIENT_SECRET"],
-        redirect_uri=credentials["SID_REDIRECT_URI"],
+        client_id=client["SID_CLIENT_ID"],
+        client_secret=client["SID_CLIENT_SECRET"],
+        redirect_uri=client["SID_REDIRECT_URI"],
     )
-    try:
-        wait_for(
-            lambda: child.is_running() and _is_healthy(simulator.url),
-            timeout=STARTUP_TIMEOUT,
-            message=f"the simulator on port {port}",
-        )
-    except AssertionError as error:
-        simulator.stop()
-        raise AssertionError(
-            f"{error}\n--- simulator output ---\n{simulator.output()}"
-        ) from None
+    _wait_until_healthy(simulator)
     return simulator
 
 

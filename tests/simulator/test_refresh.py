@@ -274,11 +274,7 @@ def test_turning_rotation_off_replaces_a_rotating_family(
 def test_concurrent_refreshes_with_one_token_kill_the_family(
     simulator: Simulator,
 ) -> None:
-    """The field failure a refresher must avoid: parallel use of one token.
-
-    At most one request wins; the others are reuses, which revoke the family,
-    including the token the winner was just given.
-    """
+    """Parallel use of one token: at most one wins and the family dies, winner too."""
     refresh_token = simulator.issue_tokens()["refresh_token"]
     barrier = threading.Barrier(6)
     responses: list[requests.Response] = []
