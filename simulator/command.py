@@ -61,8 +61,9 @@ class _Options:
         # A string default goes through ``type`` too, so a bad variable is reported
         # like a bad flag.
         default = self.env.get(name, default)
+        shown = "" if default is None else "; default %(default)s"
         self.group.add_argument(
-            flag, default=default, help=f"{help} [env {name}]", **kwargs
+            flag, default=default, help=f"{help}{shown} [env {name}]", **kwargs
         )
 
     def switch(self, flag: str, help: str, default: bool) -> None:
@@ -70,11 +71,12 @@ class _Options:
         raw = self.env.get(name, "").strip().lower()
         if raw and raw not in TRUE | FALSE:
             raise ValueError(f"{name}={raw!r} is not a boolean; use true or false")
+        value = raw in TRUE if raw else default
         self.group.add_argument(
             flag,
             action=argparse.BooleanOptionalAction,
-            default=raw in TRUE if raw else default,
-            help=f"{help} [env {name}]",
+            default=value,
+            help=f"{help}; default {'on' if value else 'off'} [env {name}]",
         )
 
 
