@@ -28,6 +28,18 @@ def _migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _connect_url(args: argparse.Namespace) -> int:
+    from web import commands
+
+    return commands.connect_url(args.user_id)
+
+
+def _disconnect(args: argparse.Namespace) -> int:
+    from web import commands
+
+    return commands.disconnect(args.user_id)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sidtokens", description="Keep SID access tokens warm in Redis."
@@ -39,6 +51,19 @@ def _parser() -> argparse.ArgumentParser:
         help="create the database if missing, then create or upgrade the schema",
     )
     migrate.set_defaults(handler=_migrate)
+
+    connect_url = commands.add_parser(
+        "connect-url", help="print a signed, expiring link that connects a user to SID"
+    )
+    connect_url.add_argument("user_id", metavar="USER_ID")
+    connect_url.set_defaults(handler=_connect_url)
+
+    disconnect = commands.add_parser(
+        "disconnect",
+        help="revoke a user's refresh token at SID, clear the columns and the key",
+    )
+    disconnect.add_argument("user_id", metavar="USER_ID")
+    disconnect.set_defaults(handler=_disconnect)
 
     simulator = commands.add_parser(
         "simulator",
