@@ -107,8 +107,11 @@ def _report_connect(
         fields["published"] = published
     if error:
         fields["error"] = error
-    as_expected = outcome == ConnectOutcome.ACCESS_DENIED or bool(published)
-    level = logging.INFO if as_expected else logging.WARNING
+    # A user's no and a clean connect are routine; every other ending wants a look.
+    routine = outcome == ConnectOutcome.ACCESS_DENIED or (
+        outcome == ConnectOutcome.CONNECTED and not error
+    )
+    level = logging.INFO if routine else logging.WARNING
     log.log(level, "connect %s", outcome, extra=fields)
 
 
