@@ -40,6 +40,50 @@ def _disconnect(args: argparse.Namespace) -> int:
     return commands.disconnect(args.user_id)
 
 
+def _status(args: argparse.Namespace) -> int:
+    import json
+
+    from shared import runtime, status
+    from worker.rate_limit import RateLimit
+
+    current = runtime.get()
+    with current.sessions() as session:
+        snapshot = status.take(session)
+    paused = RateLimit(current.cache.client, current.settings).paused_for()
+    provider = status.provider_health(current.settings.token_url, paused)
+    if args.json:
+        print(json.dumps({**snapshot.as_json(), "provider": provider}, indent=2))
+    else:
+        print(status.render_table(snapshot, provider))
+    return 0
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from shared import doctor
+
+    findings = doctor.diagnose()
+    print(doctor.render(findings))
+    return 0 if all(finding.ok for finding in findings) else 1
+
+
+def _encrypt(args: argparse.Namespace) -> int:
+    from shared import rekey, runtime
+
+    current = runtime.get()
+    report = rekey.rekey(current.sessions, current.cipher, rekey.progress_bar())
+    print(
+        f"{report.rewritten} of {report.examined} rows rewritten under the current "
+        f"key; {report.raced} changed meanwhile and were left to their writer"
+    )
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from shared import stack
+
+    return stack.run()
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sidtokens", description="Keep SID access tokens warm in Redis."
@@ -64,6 +108,29 @@ def _parser() -> argparse.ArgumentParser:
     )
     disconnect.add_argument("user_id", metavar="USER_ID")
     disconnect.set_defaults(handler=_disconnect)
+
+    status = commands.add_parser(
+        "status", help="users by state, due work, failures, last refresh, provider"
+    )
+    status.add_argument("--json", action="store_true", help="print JSON")
+    status.set_defaults(handler=_status)
+
+    doctor = commands.add_parser(
+        "doctor", help="check configuration, database, Redis, broker and SID"
+    )
+    doctor.set_defaults(handler=_doctor)
+
+    encrypt = commands.add_parser(
+        "encrypt",
+        help="encrypt plaintext tokens and re-encrypt old ones under the first key; "
+        "safe to interrupt and rerun",
+    )
+    encrypt.set_defaults(handler=_encrypt)
+
+    run = commands.add_parser(
+        "run", help="run the whole stack locally (what `make run` does)"
+    )
+    run.set_defaults(handler=_run)
 
     simulator = commands.add_parser(
         "simulator",
