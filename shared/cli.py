@@ -13,7 +13,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from shared.errors import SidTokensError
+from shared.errors import SidTokensError, StorageError
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -152,12 +152,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     handler: Command = args.handler
     try:
-        return handler(args)
+        return _translating_storage_errors(handler, args)
     except SidTokensError as exc:
         print(f"sidtokens {args.command}: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+def _translating_storage_errors(handler: Command, args: argparse.Namespace) -> int:
+    """Run ``handler``, turning an unreachable database or Redis into StorageError."""
+    import redis
+    from sqlalchemy.exc import OperationalError
+
+    try:
+        return handler(args)
+    except OperationalError as exc:
+        raise StorageError(
+            f"PostgreSQL did not answer ({str(exc.orig).strip().splitlines()[0]}); "
+            "check that it is running, that DATABASE_URL is right, and run "
+            "`sidtokens migrate`"
+        ) from exc
+    except redis.ConnectionError as exc:
+        raise StorageError(
+            f"Redis did not answer ({exc}); check that it is running and that "
+            "REDIS_URL is right"
+        ) from exc
 
 
 if __name__ == "__main__":
