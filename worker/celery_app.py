@@ -26,8 +26,6 @@ from shared.settings import Settings
 from worker.refresh import check_settings, needed_at_start
 from worker.scan import MAX_BATCH
 
-log = logging.getLogger("sidtokens.worker")
-
 REFRESH_QUEUE = "sidtokens.refresh"
 SCHEDULE_QUEUE = "sidtokens.schedule"
 SCAN_TASK = "sidtokens.scan"
@@ -138,7 +136,16 @@ app = Celery("sidtokens", include=["worker.tasks"])
 app.add_defaults(lambda: celery_config(settings_module.get()))
 
 
+#: Celery loggers that write a line (with the arguments) for every task received
+#: and finished; the refresh's own line is the record that matters.
+_TASK_LOGGERS = ("celery.worker.strategy", "celery.app.trace")
+
+
 @signals.setup_logging.connect
 def _configure_logging(**_: Any) -> None:
     """Replace Celery's handlers with ours, which redact secrets."""
-    logs.configure(settings_module.get())
+    settings = settings_module.get()
+    logs.configure(settings)
+    if settings.log_level != "DEBUG":
+        for name in _TASK_LOGGERS:
+            logging.getLogger(name).setLevel(logging.WARNING)

@@ -28,6 +28,7 @@ and no transaction stays open while SID is called:
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -68,6 +69,16 @@ _CLAIM_USER = sa.text(
     RETURNING id::text AS user_id, sid_refresh_version AS version
     """
 )
+
+_RENEW = sa.text(
+    """
+    UPDATE users
+    SET sid_lease_until = now() + make_interval(secs => :lease),
+        sid_refresh_at = now() + make_interval(secs => :lease)
+    WHERE (id, sid_refresh_version) IN :claims
+      AND sid_lease_until > now()
+    """
+).bindparams(sa.bindparam("claims", expanding=True))
 
 _START = sa.text(
     """
@@ -185,6 +196,23 @@ def claim_user(
             _CLAIM_USER, {"user_id": user_id, "lease": _seconds(lease)}
         ).first()
     return None if row is None else Claim(row.user_id, row.version)
+
+
+def renew(
+    sessions: sessionmaker[Session], held: Sequence[Claim], *, lease: timedelta
+) -> int:
+    """Extend the live leases of claims not started yet; returns how many.
+
+    A batch works through its users one after the other; renewing keeps the last
+    ones from lapsing while the first are refreshed. A lapsed claim is not
+    revived: someone else may have claimed the user since.
+    """
+    if not held:
+        return 0
+    pairs = [(claim.user_id, claim.version) for claim in held]
+    with sessions.begin() as session:
+        result = session.execute(_RENEW, {"claims": pairs, "lease": _seconds(lease)})
+    return _changed(result)
 
 
 def start(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
@@ -16,6 +17,8 @@ from typing import Any
 from celery import signals
 
 from shared import settings as settings_module
+from shared.runtime import Runtime
+from shared.settings import Settings
 from worker import claims
 from worker.celery_app import (
     REFRESH_TASK,
@@ -24,7 +27,7 @@ from worker.celery_app import (
     app,
 )
 from worker.claims import Claim
-from worker.refresh import refresh_claimed, thread_runtime
+from worker.refresh import needed_at_start, refresh_claimed, thread_runtime
 from worker.rewarm import rewarm_once
 from worker.scan import scan
 
@@ -63,16 +66,33 @@ def refresh_batch(pairs: list[list[Any]]) -> None:
     runtime = thread_runtime()
     rng = random.Random()
     batch = [Claim(str(user_id), int(version)) for user_id, version in pairs]
+    renewal = _Renewal(runtime.settings)
     for position, claim in enumerate(batch):
         if stopping.is_set():
             _hand_back(batch[position:])
             return
+        renewal.keep_alive(runtime, batch[position + 1 :])
         try:
             refresh_claimed(runtime, claim, rng=rng)
         except Exception:
             # One user's surprise must not strand the rest of the batch; its
             # lease lapses and the next scan tries it again.
             log.exception("refresh of user %s failed unexpectedly", claim.user_id)
+
+
+class _Renewal:
+    """Renews a batch's waiting claims before they could be too short to start."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.lease = timedelta(seconds=settings.refresh_lease_seconds)
+        spare = self.lease - needed_at_start(settings)
+        self.every = spare.total_seconds() / 2
+        self.last = time.monotonic()
+
+    def keep_alive(self, runtime: Runtime, waiting: Sequence[Claim]) -> None:
+        if waiting and time.monotonic() - self.last >= self.every:
+            claims.renew(runtime.sessions, waiting, lease=self.lease)
+            self.last = time.monotonic()
 
 
 def _hand_back(batch: Sequence[Claim]) -> None:
