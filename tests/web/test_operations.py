@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 import pytest
 import redis
 import sqlalchemy as sa
+from flask import Flask
 from flask.testing import FlaskClient
 
 from shared.crypto import TokenCipher
@@ -168,3 +169,12 @@ def test_the_demo_page_lists_users_with_links_and_never_a_token(
     assert cipher.decrypt(row["sid_access_token"]) not in page.text
     assert cipher.decrypt(row["sid_refresh_token"]) not in page.text
     assert "fernet:" not in page.text
+
+
+def test_flasks_config_holds_no_secret(app: Flask, settings: Settings) -> None:
+    """Links are signed from the settings, so Config's repr has nothing to leak."""
+    shown = repr(app.config)
+
+    assert app.config["SECRET_KEY"] is None
+    assert settings.secret_key not in shown
+    assert all(key not in shown for key in settings.encryption_keys)
