@@ -78,6 +78,18 @@ def _encrypt(args: argparse.Namespace) -> int:
     return 0
 
 
+def _refresh(args: argparse.Namespace) -> int:
+    from worker import commands
+
+    return commands.refresh(args.user_id, wait=args.wait)
+
+
+def _rewarm(args: argparse.Namespace) -> int:
+    from worker import commands
+
+    return commands.rewarm()
+
+
 def _run(args: argparse.Namespace) -> int:
     from shared import stack
 
@@ -126,6 +138,24 @@ def _parser() -> argparse.ArgumentParser:
         "safe to interrupt and rerun",
     )
     encrypt.set_defaults(handler=_encrypt)
+
+    refresh = commands.add_parser(
+        "refresh", help="refresh one user now, through the workers' single-flight path"
+    )
+    refresh.add_argument("user_id", metavar="USER_ID")
+    refresh.add_argument(
+        "--wait",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="how long to wait for a refresh already in flight (default 30)",
+    )
+    refresh.set_defaults(handler=_refresh)
+
+    rewarm = commands.add_parser(
+        "rewarm", help="republish every still-valid token to Redis without calling SID"
+    )
+    rewarm.set_defaults(handler=_rewarm)
 
     run = commands.add_parser(
         "run", help="run the whole stack locally (what `make run` does)"

@@ -39,7 +39,7 @@ from shared.models import Status
 from shared.oauth import TokenGrant
 from shared.users import clear_connection
 
-_CLAIM_DUE = sa.text(
+CLAIM_DUE = sa.text(
     """
     WITH due AS MATERIALIZED (
         SELECT id FROM users
@@ -182,7 +182,7 @@ def claim_due(
         return []
     with sessions.begin() as session:
         rows = session.execute(
-            _CLAIM_DUE, {"limit": limit, "lease": _seconds(lease)}
+            CLAIM_DUE, {"limit": limit, "lease": _seconds(lease)}
         ).all()
     return [Claim(row.user_id, row.version) for row in rows]
 
