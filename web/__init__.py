@@ -8,6 +8,7 @@ in development; both build it from the environment. Routes:
 - ``GET|POST /api/sid/disconnect?t=…``: a signed disconnect link; GET asks for
   confirmation, POST revokes at SID and clears the connection.
 - ``GET /healthz``, ``GET /readyz``, ``GET /metrics``.
+- ``GET|POST /status``: the operators' page, behind ``SIDTOKENS_STATUS_TOKEN``.
 - ``GET /``: the demo page, only when ``SIDTOKENS_DEMO`` is on.
 
 No secret goes into Flask's config (whose ``repr`` prints ``SECRET_KEY``): links
@@ -26,7 +27,7 @@ from shared import settings as settings_module
 from shared.errors import ConfigurationError
 from shared.runtime import Runtime
 from shared.settings import Settings
-from web import api, demo, handles, operations, pages
+from web import api, demo, handles, operations, pages, status_page
 
 #: Loggers of the servers in front of us, which write request lines with queries.
 SERVER_LOGGERS = ("werkzeug", "gunicorn.error", "gunicorn.access")
@@ -78,6 +79,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     pages.install(app, settings)
     app.register_blueprint(api.blueprint)
     app.register_blueprint(operations.blueprint)
+    app.register_blueprint(status_page.blueprint)
     if settings.demo:
         app.register_blueprint(demo.blueprint)
     return app

@@ -10,12 +10,15 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import secrets
+import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import redis
+import requests
 import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
@@ -25,6 +28,7 @@ from shared.database import engine_for
 from shared.settings import Settings
 from shared.token_cache import EVENTS_KEY, access_token_key
 from tests.plugins.simulator import Simulator
+from tests.support import Child, free_port, wait_for
 from web import create_app, links
 
 _user_ids = itertools.count(10**12 + secrets.randbelow(10**6) * 10**4)
@@ -192,3 +196,74 @@ def connected_user(browser: Browser, user_id: str) -> str:
     assert response.status_code == 302, response.text
     assert query_of(response.headers["Location"])["sid"] == "connected"
     return user_id
+
+
+# A web tier in a real server process, for tests that drive Chromium.
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+STARTUP_TIMEOUT = 30.0
+
+
+@dataclasses.dataclass
+class WebServer:
+    """A web tier in its own process, and the settings it was started with."""
+
+    origin: str
+    settings: Settings
+    simulator: Simulator
+    child: Child
+
+
+def _answers(url: str) -> bool:
+    return requests.get(url, timeout=1).status_code == 200
+
+
+@pytest.fixture
+def web_server(
+    base_env: dict[str, str],
+    start_simulator: Callable[..., Simulator],
+    tmp_path: Path,
+) -> Iterator[WebServer]:
+    """``flask --app web run`` on a free port, with a simulator that redirects to it."""
+    port = free_port()
+    origin = f"http://127.0.0.1:{port}"
+    simulator = start_simulator(redirect_uri=f"{origin}/api/sid/callback")
+    env = {
+        **base_env,
+        **simulator.env(),
+        "SIDTOKENS_DEMO": "1",
+        "SIDTOKENS_AFTER_CONNECT_URL": "/",
+        "SIDTOKENS_LOG_LEVEL": "DEBUG",
+        "SIDTOKENS_STATUS_TOKEN": secrets.token_urlsafe(16),
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "flask",
+        "--app",
+        "web",
+        "run",
+        "--port",
+        str(port),
+    ]
+    child = Child(command, env=env, log_path=tmp_path / "web.log")
+    try:
+        wait_for(
+            lambda: child.is_running() and _answers(f"{origin}/healthz"),
+            timeout=STARTUP_TIMEOUT,
+            message="the web tier",
+        )
+    except AssertionError as error:
+        child.stop()
+        raise AssertionError(f"{error}\n--- web output ---\n{child.output()}") from None
+    yield WebServer(origin, settings_module.load(env), simulator, child)
+    child.stop()

@@ -7,99 +7,30 @@ page. Skipped, not failed, where /usr/bin/chromium is not installed.
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import sys
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 import redis
-import requests
 import sqlalchemy as sa
 
-from shared import settings as settings_module
 from shared.crypto import TokenCipher
-from shared.settings import Settings
 from shared.token_cache import access_token_key
-from tests.plugins.simulator import Simulator
-from tests.support import Child, free_port, wait_for
-from tests.web.conftest import events_of, query_of, row_of
+from tests.web.conftest import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    WebServer,
+    events_of,
+    query_of,
+    row_of,
+)
 from web import links
 from web.oauth_state import flow_key
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-STARTUP_TIMEOUT = 30.0
 
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is absent"),
 ]
-
-
-@dataclasses.dataclass
-class WebServer:
-    """A web tier in its own process, and the settings it was started with."""
-
-    origin: str
-    settings: Settings
-    simulator: Simulator
-    child: Child
-
-
-def _answers(url: str) -> bool:
-    return requests.get(url, timeout=1).status_code == 200
-
-
-@pytest.fixture
-def web_server(
-    base_env: dict[str, str],
-    start_simulator: Callable[..., Simulator],
-    tmp_path: Path,
-) -> Iterator[WebServer]:
-    """``flask --app web run`` on a free port, with a simulator that redirects to it."""
-    port = free_port()
-    origin = f"http://127.0.0.1:{port}"
-    simulator = start_simulator(redirect_uri=f"{origin}/api/sid/callback")
-    env = {
-        **base_env,
-        **simulator.env(),
-        "SIDTOKENS_DEMO": "1",
-        "SIDTOKENS_AFTER_CONNECT_URL": "/",
-        "SIDTOKENS_LOG_LEVEL": "DEBUG",
-    }
-    command = [
-        sys.executable,
-        "-m",
-        "flask",
-        "--app",
-        "web",
-        "run",
-        "--port",
-        str(port),
-    ]
-    child = Child(command, env=env, log_path=tmp_path / "web.log")
-    try:
-        wait_for(
-            lambda: child.is_running() and _answers(f"{origin}/healthz"),
-            timeout=STARTUP_TIMEOUT,
-            message="the web tier",
-        )
-    except AssertionError as error:
-        child.stop()
-        raise AssertionError(f"{error}\n--- web output ---\n{child.output()}") from None
-    yield WebServer(origin, settings_module.load(env), simulator, child)
-    child.stop()
 
 
 def test_a_user_connects_and_disconnects_in_a_real_browser(
