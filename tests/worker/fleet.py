@@ -11,6 +11,11 @@ from tests.support import Child, celery, wait_for
 STARTUP_TIMEOUT = 30.0
 
 
+def log_of(child: Child) -> str:
+    """What a process printed, readable after it stopped too."""
+    return child.log_path.read_text(errors="replace")
+
+
 class Fleet:
     """Workers and beats started for one test, all stopped at its end."""
 
@@ -38,7 +43,7 @@ class Fleet:
                 timeout=STARTUP_TIMEOUT,
                 message=f"worker {name} to be ready",
             )
-            assert child.is_running(), child.output()
+            assert child.is_running(), log_of(child)
 
     def beat(self, name: str, **env: str) -> Child:
         """Start a beat with its own schedule file and no pid file."""
@@ -59,7 +64,7 @@ class Fleet:
     def output(self) -> str:
         """Every process's output, for failure messages and log checks."""
         return "\n".join(
-            f"--- {name} ---\n{child.output()}" for name, child in self.children.items()
+            f"--- {name} ---\n{log_of(child)}" for name, child in self.children.items()
         )
 
     def stop(self) -> None:
