@@ -178,3 +178,33 @@ def test_flasks_config_holds_no_secret(app: Flask, settings: Settings) -> None:
     assert app.config["SECRET_KEY"] is None
     assert settings.secret_key not in shown
     assert all(key not in shown for key in settings.encryption_keys)
+
+
+def test_the_demo_query_button_asks_sid_with_the_warm_token(
+    demo_settings: Settings, simulator: Simulator
+) -> None:
+    """Query SID reads the token from Redis and shows SID's results, no refresh."""
+    browser = Browser(create_app(demo_settings).test_client(), simulator, demo_settings)
+    browser.client.get("/")
+    browser.connect("2")
+    simulator.reset_stats()
+
+    page = browser.client.post("/demo/query/2", data={"query": "flight to Lisbon"})
+
+    assert page.status_code == 200
+    assert "SID's answer for user 2" in page.text
+    assert "Re: flight to Lisbon" in page.text
+    assert simulator.stats()["token_requests"] == 0
+
+
+def test_the_demo_query_for_an_unconnected_user_says_to_connect(
+    demo_settings: Settings, simulator: Simulator
+) -> None:
+    """A user without tokens gets a plain sentence, not an error page."""
+    client = create_app(demo_settings).test_client()
+    client.get("/")
+
+    page = client.post("/demo/query/3", data={"query": "anything"})
+
+    assert page.status_code == 200
+    assert "must connect to SID again" in page.text
