@@ -9,6 +9,7 @@ from collections.abc import Callable
 import pytest
 import redis
 import requests
+import sqlalchemy as sa
 
 from shared.models import Status
 from shared.runtime import Runtime
@@ -48,6 +49,15 @@ def _events_of(client: redis.Redis, user_id: str) -> list[str]:
         for _, fields in client.xrange(EVENTS_KEY)
         if fields["user_id"] == user_id
     ]
+
+
+def _current_tokens(runtime: Runtime) -> set[str]:
+    """Every access and refresh token the database holds now, decrypted."""
+    with runtime.sessions() as session:
+        stored = session.execute(
+            sa.text("SELECT sid_access_token, sid_refresh_token FROM users")
+        ).all()
+    return {runtime.cipher.decrypt(value) for row in stored for value in row if value}
 
 
 def test_three_workers_and_two_beats_keep_every_token_readable_and_used_once(
@@ -105,3 +115,5 @@ def test_three_workers_and_two_beats_keep_every_token_readable_and_used_once(
         assert "refresh ok" in processes.children[name].output(), name
     for name in ("beat1", "beat2"):
         assert "Sending due task" in processes.children[name].output(), name
+    logs = processes.output()
+    assert not [token for token in _current_tokens(runtime) if token in logs]
