@@ -12,7 +12,10 @@ from this process with an aiohttp client, so client and server each have a core.
 
 For scale, the same load shape is first run against the server's trivial
 ``/healthz`` route; the ratio says how much of the ceiling is the refresh logic
-rather than HTTP handling. Afterwards the simulator's own counters must show every
+rather than HTTP handling. Each phase also reports the CPU time the server and the
+client used: a server well below 100 % means the client (or a neighbour on the
+machine) was the limit, and "req/s per server core" estimates the server's ceiling
+from its CPU cost per request. Afterwards the simulator's own counters must show every
 refresh token presented exactly once.
 
 The run is bounded in time (``--seconds`` per phase) and in count
@@ -60,6 +63,7 @@ class Phase:
     errors: int = 0
     elapsed: float = 0.0
     server_cpu: float = 0.0
+    client_cpu: float = 0.0
 
     @property
     def rate(self) -> float:
@@ -77,13 +81,14 @@ class Phase:
         return len(self.latencies) / self.server_cpu if self.server_cpu else 0.0
 
     def line(self) -> str:
-        busy = self.server_cpu / self.elapsed if self.elapsed else 0.0
+        server = self.server_cpu / self.elapsed if self.elapsed else 0.0
+        client = self.client_cpu / self.elapsed if self.elapsed else 0.0
         p50, p99 = self.percentile(0.50), self.percentile(0.99)
         return (
-            f"{self.name:<8} {len(self.latencies):>7} requests "
-            f"{self.rate:>6.0f} req/s  p50 {p50:5.2f} ms  p99 {p99:5.2f} ms  "
-            f"errors {self.errors}  server CPU {busy:4.0%} "
-            f"(~{self.server_capacity:.0f} req/s per core)"
+            f"{self.name:<8} {len(self.latencies):>6} requests "
+            f"{self.rate:>5.0f} req/s  p50 {p50:5.2f} ms  p99 {p99:6.2f} ms  "
+            f"errors {self.errors}  CPU server {server:4.0%} client {client:4.0%}  "
+            f"(~{self.server_capacity:.0f} req/s per server core)"
         )
 
 
@@ -219,10 +224,15 @@ async def run_phase(
                 return
             phase.latencies.append(time.perf_counter() - started)
 
-    started, cpu = time.monotonic(), cpu_seconds(args.server_pid)
+    started, server, client = (
+        time.monotonic(),
+        cpu_seconds(args.server_pid),
+        cpu_seconds(os.getpid()),
+    )
     await asyncio.gather(*(loop(worker) for worker in workers))
     phase.elapsed = time.monotonic() - started
-    phase.server_cpu = cpu_seconds(args.server_pid) - cpu
+    phase.server_cpu = cpu_seconds(args.server_pid) - server
+    phase.client_cpu = cpu_seconds(os.getpid()) - client
     return phase
 
 
