@@ -16,6 +16,10 @@ def log_of(child: Child) -> str:
     return child.log_path.read_text(errors="replace")
 
 
+def _is_ready_or_gone(child: Child) -> bool:
+    return " ready." in log_of(child) or not child.is_running()
+
+
 class Fleet:
     """Workers and beats started for one test, all stopped at its end."""
 
@@ -36,10 +40,7 @@ class Fleet:
         for name in names:
             child = self.children[name]
             wait_for(
-                lambda child=child: (
-                    " ready." in child.output()  # type: ignore[misc]
-                    or not child.is_running()
-                ),
+                lambda: _is_ready_or_gone(child),  # noqa: B023 - called at once
                 timeout=STARTUP_TIMEOUT,
                 message=f"worker {name} to be ready",
             )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
@@ -180,14 +181,14 @@ def test_a_claim_delivered_twice_starts_once(
 )
 def test_a_transient_failure_is_retried_later_with_the_token_kept(
     simulator: Simulator,
-    make_runtime: object,
+    make_runtime: Callable[..., Runtime],
     redis_client: redis.Redis,
     faults: dict[str, object],
     outcome: Outcome,
     reason: str,
 ) -> None:
     """5xx, malformed answers and timeouts put the user back with a backoff."""
-    runtime = make_runtime(simulator, SIDTOKENS_HTTP_TIMEOUT_SECONDS="0.5")  # type: ignore[operator]
+    runtime = make_runtime(simulator, SIDTOKENS_HTTP_TIMEOUT_SECONDS="0.5")
     [user_id] = connect(simulator, runtime, 1)
     published = redis_client.get(access_token_key(user_id))
     simulator.set_faults(**faults)
@@ -227,13 +228,13 @@ def test_a_429_pauses_every_worker_until_its_reset(
 
 def test_a_rejected_client_pauses_its_workers_and_is_logged_loudly(
     simulator: Simulator,
-    make_runtime: object,
+    make_runtime: Callable[..., Runtime],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """A wrong client secret is an operator error: one request, then a pause."""
-    good = make_runtime(simulator)  # type: ignore[operator]
+    good = make_runtime(simulator)
     user_ids = connect(simulator, good, 3)
-    wrong = make_runtime(simulator, SID_CLIENT_SECRET="not-the-secret")  # type: ignore[operator]
+    wrong = make_runtime(simulator, SID_CLIENT_SECRET="not-the-secret")
     simulator.reset_stats()
 
     with caplog.at_level(logging.INFO, logger="sidtokens.worker"):
@@ -249,7 +250,7 @@ def test_a_rejected_client_pauses_its_workers_and_is_logged_loudly(
     assert rows(good)[user_ids[0]].sid_status == Status.CONNECTED
     errors = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 1
-    assert "SID_CLIENT_SECRET" in errors[0].getMessage() + str(errors[0].__dict__)
+    assert "SID_CLIENT_SECRET" in errors[0].__dict__["detail"]
 
 
 def test_a_refresh_logs_one_line_with_its_fields_and_no_token(

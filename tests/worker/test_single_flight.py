@@ -22,6 +22,14 @@ def _refreshed(simulator: Simulator) -> int:
     return ok
 
 
+def _in_flight(simulator: Simulator) -> int:
+    """Refresh requests SID has received but not yet answered (or dropped)."""
+    stats = simulator.stats()
+    answered = sum(stats["refreshes"].values())
+    waiting: int = stats["faults_injected"]["latency"] - answered
+    return waiting
+
+
 def test_a_worker_killed_mid_refresh_loses_no_user(
     simulator: Simulator,
     runtime: Runtime,
@@ -47,13 +55,14 @@ def test_a_worker_killed_mid_refresh_loses_no_user(
     processes.beat("beat")
     victim = processes.worker("victim", SIDTOKENS_WORKER_CONCURRENCY="4")
     wait_for(
-        lambda: _refreshed(simulator) >= 4,
+        lambda: _refreshed(simulator) >= 4 and _in_flight(simulator) >= 2,
         timeout=30,
         message="the victim to be mid-way through its refreshes",
     )
 
     victim.kill()
     killed_at = time.monotonic()
+    cut_off = _in_flight(simulator)
     survivor = processes.worker("survivor")
     wait_for(
         lambda: all(
@@ -66,8 +75,10 @@ def test_a_worker_killed_mid_refresh_loses_no_user(
     )
 
     stats = simulator.stats()
+    assert cut_off >= 1, "the kill landed between requests"
     assert stats["reuse_detections"] == 0, processes.output()
     assert stats["families_revoked"] == 0
     assert stats["leeway_reuses"] <= 4
+    assert stats["refreshes"]["ok"] == len(user_ids) + stats["leeway_reuses"]
     assert "refresh ok" in survivor.output()
     assert time.monotonic() - killed_at < 45
