@@ -82,7 +82,16 @@ class SidClient:
         self, settings: Settings, session: requests.Session | None = None
     ) -> None:
         self.settings = settings
-        self.session = session or _pooled_session()
+        self._session = session
+
+    @property
+    def session(self) -> requests.Session:
+        """The given session, else this thread's own pooled one.
+
+        A ``requests.Session`` is not safe to share between threads, and one
+        client serves every thread of a worker or web process.
+        """
+        return self._session or _pooled_session()
 
     def authorize_url(self, *, state: str, code_challenge: str) -> str:
         """SID's authorize URL for one flow, built anew each time as SID advises."""

@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import sys
 
+from shared import runtime as runtime_module
 from shared.users import UnknownUser
 from worker.failures import Outcome
 from worker.on_demand import refresh_user
-from worker.refresh import thread_runtime
 from worker.rewarm import rewarm as rewarm_cache
 
 
 def refresh(user_id: str, *, wait: float) -> int:
     """Refresh one user now, through the same single-flight path as the workers."""
     try:
-        result = refresh_user(thread_runtime(), user_id, wait=wait, force=True)
+        result = refresh_user(runtime_module.get(), user_id, wait=wait, force=True)
     except UnknownUser:
         print(
             f"sidtokens refresh: no user with id {user_id!r} in the users table",
@@ -41,7 +41,7 @@ def refresh(user_id: str, *, wait: float) -> int:
 
 def rewarm() -> int:
     """Publish every still-valid token missing from Redis, without calling SID."""
-    report = rewarm_cache(thread_runtime())
+    report = rewarm_cache(runtime_module.get())
     print(
         f"checked {report.checked} connected users: {report.missing} missing from "
         f"Redis, {report.published} published, {report.made_due} made due for a "

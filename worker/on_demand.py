@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
+from shared import runtime as runtime_module
 from shared.errors import StorageError
 from shared.metrics import CACHE_WRITES
 from shared.models import Status
@@ -33,7 +34,6 @@ from worker.refresh import (
     Refresh,
     check_settings,
     refresh_claimed,
-    thread_runtime,
 )
 
 #: How often a caller waiting on another worker's refresh looks at the row.
@@ -135,5 +135,5 @@ def refresh_now(user_id: str, *, wait: float = 10.0, force: bool = False) -> str
     For applications that found no token in Redis. Never calls SID twice for one
     user at a time, however many processes ask at once.
     """
-    result = refresh_user(thread_runtime(), str(user_id), wait=wait, force=force)
+    result = refresh_user(runtime_module.get(), str(user_id), wait=wait, force=force)
     return result.access_token if result.outcome is Outcome.OK else None

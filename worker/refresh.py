@@ -24,13 +24,11 @@ from __future__ import annotations
 import dataclasses
 import logging
 import random
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.exc import DBAPIError
 
-from shared import runtime as runtime_module
 from shared.errors import (
     ConfigurationError,
     ProviderError,
@@ -107,23 +105,6 @@ def check_settings(settings: Settings) -> None:
             f"{needed.total_seconds():g}s, or lower the timeout",
             variable="SIDTOKENS_REFRESH_LEASE_SECONDS",
         )
-
-
-_threads = threading.local()
-
-
-def thread_runtime() -> Runtime:
-    """The process's runtime with a SID client of this thread's own.
-
-    HTTP sessions are not thread-safe; the database pool and the Redis client are.
-    """
-    shared_runtime = runtime_module.get()
-    mine: Runtime | None = getattr(_threads, "runtime", None)
-    if mine is None or mine.settings is not shared_runtime.settings:
-        client = SidClient(shared_runtime.settings)
-        mine = dataclasses.replace(shared_runtime, client=client)
-        _threads.runtime = mine
-    return mine
 
 
 def refresh_claimed(

@@ -16,6 +16,7 @@ from typing import Any
 
 from celery import signals
 
+from shared import runtime as runtime_module
 from shared import settings as settings_module
 from shared.runtime import Runtime
 from shared.settings import Settings
@@ -27,7 +28,7 @@ from worker.celery_app import (
     app,
 )
 from worker.claims import Claim
-from worker.refresh import needed_at_start, refresh_claimed, thread_runtime
+from worker.refresh import needed_at_start, refresh_claimed
 from worker.rewarm import rewarm_once
 from worker.scan import scan
 
@@ -40,7 +41,7 @@ stopping = threading.Event()
 @app.task(name=SCAN_TASK)
 def scan_due() -> None:
     """Claim due users and dispatch their refreshes."""
-    runtime = thread_runtime()
+    runtime = runtime_module.get()
     report = scan(runtime, dispatch=_dispatch, rewarm=_dispatch_rewarm)
     if report.claimed:
         log.debug(
@@ -63,7 +64,7 @@ def _dispatch_rewarm() -> None:
 @app.task(name=REFRESH_TASK)
 def refresh_batch(pairs: list[list[Any]]) -> None:
     """Refresh a batch of claimed users, one after the other."""
-    runtime = thread_runtime()
+    runtime = runtime_module.get()
     rng = random.Random()
     batch = [Claim(str(user_id), int(version)) for user_id, version in pairs]
     renewal = _Renewal(runtime.settings)
@@ -97,7 +98,7 @@ class _Renewal:
 
 def _hand_back(batch: Sequence[Claim]) -> None:
     """Release claims this worker will not start, so others take them at once."""
-    runtime = thread_runtime()
+    runtime = runtime_module.get()
     for claim in batch:
         claims.put_back(runtime.sessions, claim, delay=timedelta(0))
     log.info("shutting down: handed back %d claimed users", len(batch))
@@ -108,7 +109,7 @@ def rewarm_cache() -> None:
     """Publish still-valid tokens missing from Redis, once per period."""
     settings = settings_module.get()
     period = timedelta(seconds=settings.rewarm_interval_seconds * 0.8)
-    rewarm_once(thread_runtime(), period)
+    rewarm_once(runtime_module.get(), period)
 
 
 @signals.worker_shutting_down.connect
