@@ -28,7 +28,8 @@ format: install
 	$(UV) run ruff check --fix .
 
 bench: install
-	$(UV) run python -m bench
+	$(UV) run python bench/simulator_throughput.py
+	$(UV) run python bench/scan_cost.py
 
 clean:
 	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache
