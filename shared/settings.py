@@ -68,6 +68,7 @@ class Settings:
     demo: bool
     worker_concurrency: int
     worker_metrics_port: int
+    beat_schedule_file: str
     log_json: bool
     log_level: str
 
@@ -323,6 +324,8 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
             env, "SIDTOKENS_WORKER_CONCURRENCY", 16, int, minimum=1
         ),
         worker_metrics_port=_number(env, "SIDTOKENS_WORKER_METRICS_PORT", 0, int),
+        beat_schedule_file=_text(env, "SIDTOKENS_BEAT_SCHEDULE_FILE")
+        or "celerybeat-schedule",
         log_json=_flag(env, "SIDTOKENS_LOG_JSON", False),
         log_level=(_text(env, "SIDTOKENS_LOG_LEVEL", "INFO") or "INFO").upper(),
     )

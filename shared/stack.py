@@ -16,6 +16,7 @@ import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from cryptography.fernet import Fernet
 
@@ -41,6 +42,7 @@ def development_env() -> dict[str, str]:
         "SID_TOKEN_URL": f"{SIMULATOR}/oauth/token",
         "SID_REVOKE_URL": f"{SIMULATOR}/oauth/revoke",
         "SID_QUERY_URL": f"{SIMULATOR}/v1/users/me/query",
+        "SIMULATOR_PORT": str(SIMULATOR_PORT),
         # Short-lived demo tokens, so refreshes can be watched within minutes.
         "SIMULATOR_ACCESS_TOKEN_TTL": "300",
         "SIDTOKENS_REFRESH_AHEAD_SECONDS": "120",
@@ -48,7 +50,8 @@ def development_env() -> dict[str, str]:
         "SIDTOKENS_SCAN_INTERVAL_SECONDS": "5",
         "SIDTOKENS_REWARM_INTERVAL_SECONDS": "30",
         "SIDTOKENS_WORKER_METRICS_PORT": "9808",
-        "PORT": str(WEB_PORT),
+        # Not PORT: honcho gives every process a PORT of its own.
+        "SIDTOKENS_WEB_BIND": f"127.0.0.1:{WEB_PORT}",
     }
 
 
@@ -72,7 +75,12 @@ def write_env_file(path: Path, values: Mapping[str, str]) -> None:
 
 
 def uses_simulator(env: Mapping[str, str]) -> bool:
-    return env.get("SID_TOKEN_URL", "").startswith(SIMULATOR)
+    """Whether SID's token URL is the local simulator's port."""
+    port = env.get("SIMULATOR_PORT", str(SIMULATOR_PORT))
+    return urlsplit(env.get("SID_TOKEN_URL", "")).netloc in {
+        f"127.0.0.1:{port}",
+        f"localhost:{port}",
+    }
 
 
 def processes(env: Mapping[str, str]) -> list[str]:
@@ -100,16 +108,24 @@ def run() -> int:
     bin_dir = Path(sys.executable).parent
     sidtokens = shutil.which("sidtokens", path=str(bin_dir)) or "sidtokens"
     subprocess.run([sidtokens, "migrate"], env=env, check=True)  # noqa: S603
-    port = env.get("PORT", str(WEB_PORT))
+    origin = env.get("SIDTOKENS_PUBLIC_URL") or f"http://127.0.0.1:{WEB_PORT}"
     print(
-        f"\n  sid-tokens is starting: open http://127.0.0.1:{port}/\n"
-        f"  operator status page: http://127.0.0.1:{port}/status "
+        f"\n  sid-tokens is starting: open {origin}/\n"
+        f"  operator status page: {origin}/status "
         "(token: SIDTOKENS_STATUS_TOKEN in .env)\n"
         "  Ctrl-C stops everything.\n",
         flush=True,
     )
     honcho = shutil.which("honcho", path=str(bin_dir)) or "honcho"
-    command = [honcho, "-f", str(PROCFILE), "start", *processes(env)]
+    command = [
+        honcho,
+        "-f",
+        str(PROCFILE),
+        "-e",
+        str(ENV_FILE),
+        "start",
+        *processes(env),
+    ]
     try:
         return subprocess.call(command, env=env, cwd=ROOT)  # noqa: S603
     except KeyboardInterrupt:

@@ -110,6 +110,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             REFRESH_TASK: {"queue": REFRESH_QUEUE},
         },
         "beat_schedule": _beat_schedule(settings),
+        # Beat's record of last run times; one file per beat process.
+        "beat_schedule_filename": settings.beat_schedule_file,
     }
 
 
