@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import secrets
 import statistics
 import sys
@@ -37,6 +36,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from machine import describe
 
 from shared.database import migrate
 from worker.claims import CLAIM_DUE
@@ -195,13 +196,6 @@ def summary(samples: list[float]) -> str:
 
 
 def machine(engine: sa.Engine) -> list[str]:
-    model = "unknown CPU"
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
     with engine.connect() as connection:
         version = connection.scalar(sa.text("SELECT version()"))
         size = connection.scalar(
@@ -211,7 +205,7 @@ def machine(engine: sa.Engine) -> list[str]:
             sa.text(f"SELECT pg_size_pretty(pg_relation_size('{INDEX}'))")
         )
     return [
-        f"machine:    {os.cpu_count()} CPUs (nproc), {model}, {platform.platform()}",
+        f"machine:    {describe()}",
         f"postgresql: {version}",
         f"users:      {size} with indexes; the partial due index is {index_size}",
     ]

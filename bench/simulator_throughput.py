@@ -30,7 +30,6 @@ import base64
 import dataclasses
 import hashlib
 import os
-import platform
 import re
 import secrets
 import signal
@@ -44,6 +43,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import aiohttp
+from machine import describe
 
 ROOT = Path(__file__).resolve().parent.parent
 REDIRECT_URI = "http://127.0.0.1:5000/api/sid/callback"
@@ -115,18 +115,8 @@ def resident_megabytes(pid: int) -> float:
 
 
 def machine() -> str:
-    """nproc, CPU model and Python version, for reading the numbers later."""
-    model = "unknown CPU"
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return (
-        f"{os.cpu_count()} CPUs ({model}), Python {platform.python_version()}, "
-        f"aiohttp {aiohttp.__version__}, {platform.system()} {platform.release()}"
-    )
+    """nproc, CPU model, Python and aiohttp versions, for reading the numbers later."""
+    return f"{describe()}, aiohttp {aiohttp.__version__}"
 
 
 def start_simulator(port: int) -> subprocess.Popen[bytes]:
