@@ -113,5 +113,19 @@ def sidtokens(*args: str) -> list[str]:
     return [str(BIN / "sidtokens"), *args]
 
 
+def run_sidtokens(
+    *args: str, env: Mapping[str, str], timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """Run ``sidtokens ARGS`` to completion with ``env`` over this environment."""
+    return subprocess.run(
+        sidtokens(*args),
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
 def celery(*args: str) -> list[str]:
     return [str(BIN / "celery"), *args]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import subprocess
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -14,7 +13,7 @@ from shared.database import sessions
 from shared.doctor import Finding, diagnose
 from shared.models import Status, User
 from tests.plugins.simulator import Simulator
-from tests.support import free_port, sidtokens
+from tests.support import free_port, run_sidtokens
 
 
 @pytest.fixture
@@ -28,9 +27,7 @@ def _finding(findings: list[Finding], check: str) -> Finding:
 
 def test_a_healthy_setup_passes_every_check(healthy_env: dict[str, str]) -> None:
     """With everything up and configured, doctor exits 0 and says ok for each check."""
-    result = subprocess.run(
-        sidtokens("doctor"), env=healthy_env, capture_output=True, text=True, timeout=60
-    )
+    result = run_sidtokens("doctor", env=healthy_env)
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "FAIL" not in result.stdout
@@ -114,13 +111,7 @@ def test_status_counts_users_by_state_and_due_work(
         )
         session.commit()
 
-    result = subprocess.run(
-        sidtokens("status", "--json"),
-        env=base_env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_sidtokens("status", "--json", env=base_env)
 
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)

@@ -7,7 +7,6 @@ and Flask costs seconds per run on a busy machine).
 
 from __future__ import annotations
 
-import os
 import subprocess
 from collections.abc import Callable, Iterator
 
@@ -20,20 +19,13 @@ from shared import settings as settings_module
 from shared.cli import main
 from shared.settings import Settings
 from tests.plugins.simulator import Simulator
-from tests.support import sidtokens
+from tests.support import run_sidtokens
 from tests.web.conftest import Snapshot, query_of, row_of
 from web import links
 
 
 def _run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        sidtokens(*args),
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    return run_sidtokens(*args, env=env, timeout=30)
 
 
 @pytest.fixture

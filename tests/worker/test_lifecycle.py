@@ -14,7 +14,7 @@ import requests
 from shared.models import Status
 from shared.runtime import Runtime
 from tests.plugins.simulator import Simulator
-from tests.support import free_port, sidtokens, wait_for
+from tests.support import free_port, run_sidtokens, wait_for
 from tests.worker.fleet import Fleet, log_of
 from tests.worker.population import connect, make_due, rows
 
@@ -98,7 +98,7 @@ def _rabbitmq_is_running() -> bool:
 
 
 def _rabbitmqctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=60)
+    subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True)
 
 
 @pytest.fixture
@@ -151,14 +151,7 @@ def test_sidtokens_refresh_refreshes_one_user_and_prints_no_token(
     [user_id] = connect(simulator, runtime, 1)
     simulator.reset_stats()
 
-    done = subprocess.run(
-        sidtokens("refresh", user_id),
-        env=make_env(simulator),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_sidtokens("refresh", user_id, env=make_env(simulator))
 
     assert done.returncode == 0, done.stderr
     assert f"user {user_id}: refreshed at SID" in done.stdout
@@ -171,14 +164,7 @@ def test_sidtokens_refresh_names_an_unknown_user(
     simulator: Simulator, make_env: Callable[..., dict[str, str]]
 ) -> None:
     """An id with no row is one clear line and exit status 2."""
-    done = subprocess.run(
-        sidtokens("refresh", "31337"),
-        env=make_env(simulator),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_sidtokens("refresh", "31337", env=make_env(simulator))
 
     assert done.returncode == 2
     assert "no user with id '31337'" in done.stderr

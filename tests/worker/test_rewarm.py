@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -14,7 +13,7 @@ import sqlalchemy as sa
 from shared.runtime import Runtime
 from shared.token_cache import access_token_key
 from tests.plugins.simulator import Simulator
-from tests.support import sidtokens, wait_for
+from tests.support import run_sidtokens, wait_for
 from tests.worker.fleet import Fleet
 from tests.worker.population import connect, rows
 from worker import rewarm as rewarm_module
@@ -73,14 +72,7 @@ def test_sidtokens_rewarm_republishes_from_the_command_line(
     tokens = _keys(redis_client, user_ids)
     redis_client.delete(access_token_key(user_ids[1]))
 
-    done = subprocess.run(
-        sidtokens("rewarm"),
-        env=make_env(simulator),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_sidtokens("rewarm", env=make_env(simulator))
 
     assert done.returncode == 0, done.stderr
     assert "1 missing from Redis, 1 published" in done.stdout
