@@ -90,6 +90,24 @@ def fetch_connection(session: Session, user_id: str, cipher: TokenCipher) -> Con
     return Connection.from_row(user, cipher)
 
 
+def _replace_connection(session: Session, user_id: str, **values: object) -> int:
+    """Overwrite a user's connection, drop any claim and bump the fencing version."""
+    version: int | None = session.scalar(
+        sa.update(User)
+        .where(User.id == user_id)
+        .values(
+            **values,
+            sid_lease_until=None,
+            sid_refresh_version=User.sid_refresh_version + 1,
+            sid_refresh_attempts=0,
+        )
+        .returning(User.sid_refresh_version)
+    )
+    if version is None:
+        raise UnknownUser(user_id)
+    return version
+
+
 def save_connection(
     session: Session,
     user_id: str,
@@ -105,27 +123,18 @@ def save_connection(
     """
     assert grant.refresh_token is not None
     now = datetime.now(UTC)
-    version: int | None = session.scalar(
-        sa.update(User)
-        .where(User.id == user_id)
-        .values(
-            sid_access_token=cipher.encrypt(grant.access_token),
-            sid_refresh_token=cipher.encrypt(grant.refresh_token),
-            sid_expires_at=grant.expires_at,
-            sid_status=Status.CONNECTED.value,
-            sid_connected_at=now,
-            sid_refreshed_at=now,
-            sid_refresh_at=next_refresh_at(grant.expires_at, grant.lifetime, settings),
-            sid_lease_until=None,
-            sid_refresh_version=User.sid_refresh_version + 1,
-            sid_refresh_attempts=0,
-            sid_last_error=None,
-        )
-        .returning(User.sid_refresh_version)
+    return _replace_connection(
+        session,
+        user_id,
+        sid_access_token=cipher.encrypt(grant.access_token),
+        sid_refresh_token=cipher.encrypt(grant.refresh_token),
+        sid_expires_at=grant.expires_at,
+        sid_status=Status.CONNECTED.value,
+        sid_connected_at=now,
+        sid_refreshed_at=now,
+        sid_refresh_at=next_refresh_at(grant.expires_at, grant.lifetime, settings),
+        sid_last_error=None,
     )
-    if version is None:
-        raise UnknownUser(user_id)
-    return version
 
 
 def clear_connection(
@@ -135,22 +144,13 @@ def clear_connection(
 
     The caller commits.
     """
-    version: int | None = session.scalar(
-        sa.update(User)
-        .where(User.id == user_id)
-        .values(
-            sid_access_token=None,
-            sid_refresh_token=None,
-            sid_expires_at=None,
-            sid_status=status.value,
-            sid_refresh_at=None,
-            sid_lease_until=None,
-            sid_refresh_version=User.sid_refresh_version + 1,
-            sid_refresh_attempts=0,
-            sid_last_error=reason,
-        )
-        .returning(User.sid_refresh_version)
+    return _replace_connection(
+        session,
+        user_id,
+        sid_access_token=None,
+        sid_refresh_token=None,
+        sid_expires_at=None,
+        sid_status=status.value,
+        sid_refresh_at=None,
+        sid_last_error=reason,
     )
-    if version is None:
-        raise UnknownUser(user_id)
-    return version
