@@ -116,3 +116,24 @@ def test_without_keys_there_is_nothing_to_encrypt_with(
         rekey(sessions, TokenCipher(()))
 
     assert caught.value.variable == "SIDTOKENS_ENCRYPTION_KEYS"
+
+
+def test_an_interrupted_run_keeps_its_batches_and_a_rerun_finishes(
+    sessions: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C after the first batch leaves it committed; running again does the rest."""
+    monkeypatch.setattr("shared.rekey.BATCH_SIZE", 2)
+    ids = [_insert(sessions, f"at-{n}", f"rt-{n}") for n in range(5)]
+    cipher = TokenCipher((NEW,))
+
+    def interrupt(report: object, total: int) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        rekey(sessions, cipher, interrupt)
+    done_before = sum(is_encrypted(_stored(sessions, u)[1] or "") for u in ids)
+    finished = rekey(sessions, cipher)
+
+    assert done_before == 2
+    assert finished.rewritten == 3
+    assert all(is_encrypted(_stored(sessions, u)[1] or "") for u in ids)
