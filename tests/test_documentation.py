@@ -1,4 +1,4 @@
-"""Every Prometheus series we export is documented in the README, and vice versa."""
+"""The README documents every setting the code reads and every series it exports."""
 
 from __future__ import annotations
 
@@ -28,3 +28,17 @@ def test_the_readme_lists_exactly_the_series_we_export() -> None:
     )
 
     assert documented == _exported()
+
+
+def test_every_setting_read_from_the_environment_is_documented() -> None:
+    """Each variable shared/settings.py reads has a row in the README's table."""
+    source = (ROOT / "shared" / "settings.py").read_text()
+    readme = (ROOT / "README.md").read_text()
+
+    variables = set(
+        re.findall(r'"((?:SIDTOKENS|SID|CELERY|DATABASE|REDIS)_[A-Z_]+)"', source)
+    )
+    missing = [name for name in sorted(variables) if f"`{name}`" not in readme]
+
+    assert variables
+    assert missing == []
