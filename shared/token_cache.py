@@ -8,7 +8,9 @@
 
 Every write is one round trip. A publish never replaces a token that lives longer
 than the one being written: a slow writer holding an older token (a re-warm that
-read the database just before a refresh committed) cannot undo a newer one.
+read the database just before a refresh committed) cannot undo a newer one. Only a
+new connection, which replaces the user's grant outright, publishes with
+``replace=True``.
 """
 
 from __future__ import annotations
@@ -26,11 +28,12 @@ ACCESS_TOKEN_KEY = "sid:access_token:{user_id}"  # noqa: S105 - a key name
 EVENTS_KEY = "sid:events"
 EVENTS_MAX_LENGTH = 100_000
 
-# Set the token unless the key already holds one that expires later; append an
-# event in the same call when one is given. PEXPIRETIME answers -2 for a missing key.
+# Set the token unless the key already holds one that expires later (or ARGV[7] says
+# replace); append an event in the same call when one is given. PEXPIRETIME answers
+# -2 for a missing key.
 _PUBLISH = """
 local written = 0
-if redis.call('PEXPIRETIME', KEYS[1]) <= tonumber(ARGV[2]) then
+if ARGV[7] == '1' or redis.call('PEXPIRETIME', KEYS[1]) <= tonumber(ARGV[2]) then
   redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2])
   written = 1
 end
@@ -93,11 +96,13 @@ class TokenCache:
         expires_at: datetime,
         *,
         event: Event | None = None,
+        replace: bool = False,
     ) -> bool:
         """Publish a user's token, with an event if given, in one round trip.
 
         Returns whether the token was written: ``False`` when it has less than the
-        margin left (the key is then left alone) or a longer-lived one is there.
+        margin left (the key is then left alone) or, unless ``replace``, a
+        longer-lived one is there.
         """
         if not self.is_publishable(expires_at):
             if event is not None:
@@ -113,6 +118,7 @@ class TokenCache:
                     str(event or ""),
                     _now_iso(),
                     EVENTS_MAX_LENGTH,
+                    "1" if replace else "0",
                 ],
             )
         return bool(written)
@@ -138,6 +144,7 @@ class TokenCache:
                         "",
                         "",
                         0,
+                        "0",
                     ],
                     client=pipe,
                 )

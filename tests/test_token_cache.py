@@ -133,3 +133,18 @@ def test_publish_many_writes_only_what_is_missing_or_older(
     assert redis_client.get(access_token_key(user_id)) == "at-fresh"
     assert redis_client.get(access_token_key(other)) == "at-b"
     redis_client.delete(access_token_key(other))
+
+
+def test_a_new_connection_replaces_even_a_longer_lived_token(
+    cache: TokenCache, redis_client: redis.Redis, user_id: str
+) -> None:
+    """replace=True, for a reconnect, overwrites in the same single call."""
+    now = datetime.now(UTC)
+    cache.publish(user_id, "at-old-grant", now + timedelta(hours=2))
+
+    written = cache.publish(
+        user_id, "at-new-grant", now + timedelta(hours=1), replace=True
+    )
+
+    assert written
+    assert redis_client.get(access_token_key(user_id)) == "at-new-grant"

@@ -119,15 +119,15 @@ def _save(runtime: Runtime, user_id: str, grant: TokenGrant) -> None:
 
 
 def _publish(runtime: Runtime, user_id: str, grant: TokenGrant) -> bool:
-    cache = runtime.cache
-    written = cache.publish(
-        user_id, grant.access_token, grant.expires_at, event=Event.CONNECTED
+    # A new connection replaces the previous one's token even when that one would
+    # have lived longer.
+    written = runtime.cache.publish(
+        user_id,
+        grant.access_token,
+        grant.expires_at,
+        event=Event.CONNECTED,
+        replace=True,
     )
-    if not written and cache.is_publishable(grant.expires_at):
-        # The previous connection's token outlives the new one (its lifetime was
-        # longer); the new connection replaces it all the same.
-        cache.delete(user_id)
-        written = cache.publish(user_id, grant.access_token, grant.expires_at)
     if written:
         CACHE_WRITES.labels(source="connect").inc()
     return written
