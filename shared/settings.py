@@ -167,11 +167,12 @@ def _url(env: Mapping[str, str], name: str, default: str | None) -> str | None:
     return value
 
 
-def _origin(url: str | None) -> str | None:
-    if url is None:
+def origin(url: str | None) -> str | None:
+    """``scheme://host[:port]`` of an absolute URL, lowercased; None for any other."""
+    parts = urlsplit(url or "")
+    if not (parts.scheme and parts.netloc):
         return None
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"
+    return f"{parts.scheme}://{parts.netloc}".lower()
 
 
 def _extra_params(env: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
@@ -286,7 +287,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         authorize_extra_params=_extra_params(env),
         secret_key=secret_key,
         encryption_keys=encryption_keys,
-        public_url=_url(env, "SIDTOKENS_PUBLIC_URL", _origin(redirect_uri)),
+        public_url=_url(env, "SIDTOKENS_PUBLIC_URL", origin(redirect_uri)),
         after_connect_url=after_connect_url,
         refresh_ahead_seconds=_number(env, "SIDTOKENS_REFRESH_AHEAD_SECONDS", 600, int),
         scan_interval_seconds=_number(

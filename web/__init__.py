@@ -18,7 +18,6 @@ are signed with itsdangerous directly from the settings.
 from __future__ import annotations
 
 import logging
-from urllib.parse import urlsplit
 
 from flask import Flask
 
@@ -26,26 +25,21 @@ from shared import logs
 from shared import settings as settings_module
 from shared.errors import ConfigurationError
 from shared.runtime import Runtime
-from shared.settings import Settings
+from shared.settings import Settings, origin
 from web import api, demo, handles, operations, pages, status_page
 
 #: Loggers of the servers in front of us, which write request lines with queries.
 SERVER_LOGGERS = ("werkzeug", "gunicorn.error", "gunicorn.access")
 
 
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}".lower()
-
-
 def _check_cookie_origin(settings: Settings) -> None:
     """The flow's cookie is set on the connect link's origin, read on the callback's."""
     if settings.public_url is None or settings.redirect_uri is None:
         return
-    if _origin(settings.public_url) != _origin(settings.redirect_uri):
+    if origin(settings.public_url) != origin(settings.redirect_uri):
         raise ConfigurationError(
-            f"SIDTOKENS_PUBLIC_URL ({_origin(settings.public_url)}) and "
-            f"SID_REDIRECT_URI ({_origin(settings.redirect_uri)}) have different "
+            f"SIDTOKENS_PUBLIC_URL ({origin(settings.public_url)}) and "
+            f"SID_REDIRECT_URI ({origin(settings.redirect_uri)}) have different "
             "origins, so the browser could never finish a connect it started; serve "
             "both from one origin",
             variable="SIDTOKENS_PUBLIC_URL",

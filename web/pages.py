@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from urllib.parse import urlsplit
 
 from flask import Flask, Response, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from shared.errors import ConfigurationError, RequestRejected, StorageError
-from shared.settings import Settings
+from shared.settings import Settings, origin
 from shared.users import UnknownUser
 
 log = logging.getLogger("sidtokens.web")
@@ -159,18 +158,13 @@ def _unexpected(error: Exception) -> Response:
     return render_problem(UNEXPECTED)
 
 
-def _origin(url: str) -> str | None:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else None
-
-
 def content_security_policy(settings: Settings) -> str:
     """Nothing but our stylesheet; forms may post here and redirect to the app."""
     targets = ["'self'"]
     for url in (settings.after_connect_url, settings.public_url or ""):
-        origin = _origin(url)
-        if origin and origin not in targets:
-            targets.append(origin)
+        target = origin(url)
+        if target and target not in targets:
+            targets.append(target)
     return "; ".join(
         [
             "default-src 'none'",
