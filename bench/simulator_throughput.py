@@ -26,12 +26,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import dataclasses
-import hashlib
 import os
 import re
-import secrets
 import signal
 import socket
 import subprocess
@@ -44,6 +41,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import aiohttp
 from machine import describe
+
+from shared.oauth import Pkce
 
 ROOT = Path(__file__).resolve().parent.parent
 REDIRECT_URI = "http://127.0.0.1:5000/api/sid/callback"
@@ -146,12 +145,6 @@ async def wait_until_healthy(session: aiohttp.ClientSession, url: str) -> None:
     raise SystemExit(f"the simulator did not answer {url}/healthz in time")
 
 
-def pkce_pair() -> tuple[str, str]:
-    verifier = secrets.token_urlsafe(48)
-    digest = hashlib.sha256(verifier.encode()).digest()
-    return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
-
-
 async def consent(
     session: aiohttp.ClientSession, url: str, user: str, challenge: str
 ) -> str:
@@ -179,7 +172,8 @@ async def consent(
 
 async def connect_user(session: aiohttp.ClientSession, url: str, user: str) -> str:
     """Consent and exchange a code for ``user``; the first refresh token."""
-    verifier, challenge = pkce_pair()
+    pkce = Pkce.generate()
+    verifier, challenge = pkce.verifier, pkce.challenge
     exchange = {
         "grant_type": "authorization_code",
         "code": await consent(session, url, user, challenge),

@@ -25,8 +25,6 @@ and the consent page, so a test can connect a user without a browser::
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import re
 import secrets
 import sys
@@ -38,6 +36,7 @@ from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 import pytest
 import requests
 
+from shared.oauth import Pkce
 from shared.settings import (
     DEVELOPMENT_CLIENT_ID,
     DEVELOPMENT_CLIENT_SECRET,
@@ -52,10 +51,9 @@ REQUEST_ID = re.compile(r'name="request_id" value="([^"]+)"')
 
 
 def pkce_pair() -> tuple[str, str]:
-    """A fresh PKCE verifier and its S256 challenge."""
-    verifier = secrets.token_urlsafe(48)
-    digest = hashlib.sha256(verifier.encode()).digest()
-    return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+    """A fresh PKCE verifier and its S256 challenge, made by our own client's code."""
+    pkce = Pkce.generate()
+    return pkce.verifier, pkce.challenge
 
 
 def query_params(url: str) -> dict[str, str]:
