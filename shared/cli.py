@@ -44,12 +44,12 @@ def _status(args: argparse.Namespace) -> int:
     import json
 
     from shared import runtime, status
-    from worker.rate_limit import RateLimit
+    from worker.rate_limit import rate_limit_for
 
     current = runtime.get()
     with current.sessions() as session:
         snapshot = status.take(session)
-    paused = RateLimit(current.cache.client, current.settings).paused_for()
+    paused = rate_limit_for(current.cache.client, current.settings).paused_for()
     provider = status.provider_health(current.settings.token_url, paused)
     if args.json:
         print(json.dumps({**snapshot.as_json(), "provider": provider}, indent=2))

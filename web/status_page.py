@@ -87,13 +87,13 @@ def show() -> ResponseReturnValue:
     current = handles.runtime()
     if not _is_authorised(current):
         return _refused()
-    from worker.rate_limit import RateLimit
+    from worker.rate_limit import rate_limit_for
 
     database = unreachable_as_storage_error(current.settings.database_url)
     with database, current.sessions() as session:
         snapshot = status.take(session)
         buckets = status.upcoming_expiries(session)
-    paused = RateLimit(current.cache.client, current.settings).paused_for()
+    paused = rate_limit_for(current.cache.client, current.settings).paused_for()
     return render_template(
         "status.html",
         snapshot=snapshot,

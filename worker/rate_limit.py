@@ -24,6 +24,7 @@ The bucket state and the pause checks run in one Lua script on Redis's clock
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import math
 from datetime import UTC, datetime, timedelta
@@ -213,6 +214,15 @@ class RateLimit:
             ],
         )
         return int(status), int(value)
+
+
+@functools.lru_cache(maxsize=8)
+def rate_limit_for(client: redis.Redis, settings: Settings) -> RateLimit:
+    """The limit for one Redis client and settings, built once per process.
+
+    Every refresh asks it; building it registers its scripts, which is done once.
+    """
+    return RateLimit(client, settings)
 
 
 def _claim_horizon(settings: Settings) -> float:

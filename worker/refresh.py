@@ -50,7 +50,7 @@ from shared.users import next_refresh_at
 from worker import claims
 from worker.claims import Claim, Started
 from worker.failures import Outcome, classify, is_ambiguous, retry_delay
-from worker.rate_limit import Admission, RateLimit
+from worker.rate_limit import Admission, RateLimit, rate_limit_for
 
 log = logging.getLogger("sidtokens.worker")
 
@@ -124,7 +124,7 @@ def refresh_claimed(
 def _refresh(
     runtime: Runtime, claim: Claim, slot_wait: timedelta, rng: random.Random
 ) -> Refresh:
-    limit = RateLimit(runtime.cache.client, runtime.settings)
+    limit = rate_limit_for(runtime.cache.client, runtime.settings)
     admission = limit.reserve(slot_wait)
     if not admission.granted:
         return _defer(runtime, claim, admission, rng)

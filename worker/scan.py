@@ -29,7 +29,7 @@ from shared.runtime import Runtime
 from shared.settings import Settings
 from worker import claims
 from worker.claims import Claim
-from worker.rate_limit import RateLimit
+from worker.rate_limit import rate_limit_for
 from worker.refresh import needed_at_start
 
 log = logging.getLogger("sidtokens.worker")
@@ -95,7 +95,7 @@ def _cache_lost(runtime: Runtime) -> bool:
 
 def _claim(runtime: Runtime) -> tuple[list[Claim], timedelta | None]:
     settings = runtime.settings
-    limit = RateLimit(runtime.cache.client, settings)
+    limit = rate_limit_for(runtime.cache.client, settings)
     allowed = limit.take_claims(settings.scan_batch_size)
     if isinstance(allowed, timedelta):
         log.info(
