@@ -193,16 +193,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _translating_storage_errors(handler: Command, args: argparse.Namespace) -> int:
     """Run ``handler``, turning an unreachable database or Redis into StorageError."""
     import redis
-    from sqlalchemy.exc import OperationalError
+
+    from shared.database import unreachable_as_storage_error
 
     try:
-        return handler(args)
-    except OperationalError as exc:
-        raise StorageError(
-            f"PostgreSQL did not answer ({str(exc.orig).strip().splitlines()[0]}); "
-            "check that it is running, that DATABASE_URL is right, and run "
-            "`sidtokens migrate`"
-        ) from exc
+        with unreachable_as_storage_error():
+            return handler(args)
     except redis.ConnectionError as exc:
         raise StorageError(
             f"Redis did not answer ({exc}); check that it is running and that "

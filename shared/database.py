@@ -45,15 +45,17 @@ def sessions(database_url: str) -> sessionmaker[Session]:
 
 
 @contextlib.contextmanager
-def unreachable_as_storage_error(database_url: str) -> Iterator[None]:
+def unreachable_as_storage_error(database_url: str | None = None) -> Iterator[None]:
     """Turn a database that cannot be reached into a clear :class:`StorageError`."""
     try:
         yield
     except OperationalError as exc:
-        where = _describe(make_url(database_url))
+        where = f" at {_describe(make_url(database_url))}" if database_url else ""
+        reason = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else ""
         raise StorageError(
-            f"PostgreSQL at {where} did not answer ({type(exc.orig).__name__}); "
-            "check that it is running and that DATABASE_URL is right"
+            f"PostgreSQL{where} did not answer ({reason or type(exc.orig).__name__}); "
+            "check that it is running and that DATABASE_URL is right, and run "
+            "`sidtokens migrate` if the database or schema is missing"
         ) from exc
 
 
