@@ -76,10 +76,6 @@ class Settings:
     def is_development(self) -> bool:
         return self.environment == "development"
 
-    @property
-    def has_client_credentials(self) -> bool:
-        return bool(self.client_id and self.client_secret and self.redirect_uri)
-
     def require_client(self) -> tuple[str, str, str]:
         """Return the SID client id, secret and redirect URI, or say what is missing."""
         missing = [

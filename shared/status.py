@@ -31,10 +31,6 @@ class Snapshot:
     refreshed_last_minute: int
     failures: dict[str, int]
 
-    @property
-    def connected(self) -> int:
-        return self.by_status.get(Status.CONNECTED.value, 0)
-
     def as_json(self) -> dict[str, object]:
         return {
             "taken_at": self.taken_at.isoformat(),

@@ -151,13 +151,6 @@ class TokenCache:
             results = pipe.execute()
         return sum(1 for written in results if written)
 
-    def fetch(self, user_id: str) -> str | None:
-        with _redis_errors("read an access token"):
-            value = self.client.get(access_token_key(user_id))
-        if value is None:
-            return None
-        return value.decode() if isinstance(value, bytes) else str(value)
-
     def missing(self, user_ids: list[str]) -> list[str]:
         """Which of ``user_ids`` have no published token, in one round trip."""
         if not user_ids:
